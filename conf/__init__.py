@@ -1,0 +1,1 @@
+"""Hydra configuration groups of seqopt, installed as the package ``seqopt.conf``."""

@@ -1,0 +1,81 @@
+"""The ``seqopt`` command: a Hydra application that composes agent, env, executor and hardware."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seqopt.agents.base import Agent
+from seqopt.executors.base import Executor
+from seqopt.objective import Objective
+from seqopt.search import Budget, Search, SearchSummary
+from seqopt.seeding import AGENT_STREAM, child_seed
+
+logger = logging.getLogger(__name__)
+
+
+class _DropTrialLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("seqopt.trials")
+
+
+def _quiet_console_trial_lines() -> None:
+    """Keep the per-trial INFO lines out of the console (they still reach the run's log file)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(_DropTrialLines())
+
+
+def build_objective(cfg: DictConfig) -> Objective:
+    objective = instantiate(cfg.env)
+    if not hasattr(objective, "space") or not hasattr(objective, "evaluate"):
+        raise TypeError(f"env config {cfg.env.get('_target_')!r} built {type(objective).__name__}, "
+                        "which is not an objective (it needs .space and .evaluate).")
+    return objective
+
+
+def build_agent(cfg: DictConfig, objective: Objective) -> Agent:
+    return instantiate(cfg.agent, space=objective.space, seed=child_seed(cfg.seed, AGENT_STREAM))
+
+
+def run_search(cfg: DictConfig, run_dir: str | Path | None) -> SearchSummary:
+    """Build every component from ``cfg`` and run one search into ``run_dir``."""
+    objective = build_objective(cfg)
+    agent = build_agent(cfg, objective)
+    executor: Executor = instantiate(cfg.executor)
+    budget = Budget(**OmegaConf.to_container(cfg.budget, resolve=True))  # type: ignore[arg-type]
+    search = Search(objective, agent, budget=budget, seed=cfg.seed, run_dir=run_dir, executor=executor,
+                    progress=cfg.progress, window=cfg.window)
+    logger.info("Searching %r with %s, seed %d, budget %s; run folder %s", objective, type(agent).__name__,
+                cfg.seed, budget, run_dir)
+    if cfg.progress:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            summary = search.run()
+    else:
+        summary = search.run()
+    return summary
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Run one search; under ``--multirun`` Hydra calls this once per run."""
+    if not cfg.log_trials:
+        _quiet_console_trial_lines()
+    run_dir = HydraConfig.get().runtime.output_dir
+    summary = run_search(cfg, run_dir)
+    print(summary.format())
+    print(f"Trials written to {os.path.join(run_dir, 'trials.jsonl')}")
+    # Returned so that Hydra sweepers that optimize can read it.
+    return summary.best_reward
+
+
+if __name__ == "__main__":
+    main()

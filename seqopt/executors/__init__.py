@@ -1,0 +1,6 @@
+"""Executors run trials: in the search's process, in local worker processes, or on a Ray cluster."""
+
+from seqopt.executors.base import Completed, Executor, evaluate_safely
+from seqopt.executors.inline import InlineExecutor
+
+__all__ = ["Completed", "Executor", "InlineExecutor", "evaluate_safely"]

@@ -1,0 +1,41 @@
+"""Evaluate trials one after another in the search's own process."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from seqopt.executors.base import Completed, Executor, evaluate_safely
+
+
+class InlineExecutor(Executor):
+    """Evaluates queued trials in submission order when ``wait`` is called.
+
+    Args:
+        capacity: trials kept in flight; with more than one, ``wait`` evaluates the whole queue, so
+            an agent that proposes batches (the paper's B models in parallel) sees the same history
+            as on B workers that finish in order.
+    """
+
+    def __init__(self, capacity: int = 1) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}.")
+        self.capacity = capacity
+        self._queue: deque[tuple[int, tuple[int, ...], np.random.SeedSequence]] = deque()
+
+    def submit(self, trial_id: int, indices: tuple[int, ...], seed: np.random.SeedSequence) -> None:
+        self._queue.append((trial_id, indices, seed))
+
+    def wait(self, timeout: float | None = None) -> list[Completed]:
+        finished = []
+        while self._queue:
+            trial_id, indices, seed = self._queue.popleft()
+            completed = evaluate_safely(self.objective, indices, seed)
+            completed.trial_id = trial_id
+            finished.append(completed)
+        return finished
+
+    @property
+    def num_pending(self) -> int:
+        return len(self._queue)
