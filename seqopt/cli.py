@@ -64,7 +64,7 @@ def run_search(cfg: DictConfig, run_dir: str | Path | None) -> SearchSummary:
     return summary
 
 
-@hydra.main(version_base=None, config_path="conf", config_name="config")
+@hydra.main(version_base=None, config_path="pkg://seqopt.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one search; under ``--multirun`` Hydra calls this once per run."""
     if not cfg.log_trials:
