@@ -35,7 +35,7 @@ class Agent(abc.ABC):
     proposals after a restore equal those of the original.
     """
 
-    #: Number of proposals the agent prefers to generate at once (the paper's parallel batch).
+    #: Number of proposals the agent prefers to generate at once (the number of models evaluated in parallel between two updates).
     batch_size: int = 1
 
     def __init__(

@@ -1,7 +1,7 @@
 """The aging population and tournament selection shared by aging evolution and Evo-NAS.
 
 Aging (regularized) evolution follows Real et al. 2019, "Regularized Evolution for Image
-Classifier Architecture Search" (arXiv:1802.01548): the population holds the P most recently
+Classifier Architecture Search" (arXiv:1802.01548): the population contains the P most recently
 observed models, a parent is the best of S members sampled without replacement, and each new
 model replaces the oldest one.
 """

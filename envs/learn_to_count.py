@@ -31,7 +31,7 @@ class LearnToCount:
     """The learn-to-count objective over n positions with values 1..n.
 
     Args:
-        n: sequence length and largest value; the space holds n**n sequences.
+        n: sequence length and largest value; the space contains n**n sequences.
     """
 
     def __init__(self, n: int = 10) -> None:

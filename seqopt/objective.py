@@ -73,9 +73,9 @@ class Objective(Protocol):
     """A search problem: a choice space and a way to score one index sequence.
 
     Objectives must be picklable so that process and Ray executors can ship them to workers.
-    ``rng`` is a generator seeded for this one trial; deterministic objectives ignore it, and
-    stochastic ones (a benchmark that draws one of several training seeds) must use it and no
-    global random state, so that the same seed gives the same history.
+    ``rng`` is a generator seeded for this one trial. Deterministic objectives ignore it. Stochastic
+    ones (a benchmark that draws one of several training seeds) must use it and no global random
+    state, so that the same seed gives the same history.
     """
 
     space: ChoiceSpace

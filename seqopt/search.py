@@ -91,7 +91,7 @@ class SearchStats:
 
 @dataclass
 class SearchSummary:
-    """What a finished search reports."""
+    """Report of a finished search."""
 
     num_trials: int
     num_failed: int

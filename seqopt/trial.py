@@ -11,7 +11,7 @@ from seqopt.objective import Evaluation, Status
 
 @dataclass(slots=True)
 class Proposal:
-    """A sequence an agent asks to evaluate, with the agent's bookkeeping for it.
+    """A sequence an agent proposes for evaluation, with the agent's bookkeeping for it.
 
     Attributes:
         indices: one index per choice.

@@ -14,7 +14,7 @@ class InlineExecutor(Executor):
 
     Args:
         capacity: trials kept in flight; with more than one, ``wait`` evaluates the whole queue, so
-            an agent that proposes batches (the paper's B models in parallel) sees the same history
+            an agent that proposes batches (Evo-NAS trains on batches of B models evaluated in parallel) sees the same history
             as on B workers that finish in order.
     """
 
