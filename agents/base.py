@@ -35,7 +35,8 @@ class Agent(abc.ABC):
     proposals after a restore equal those of the original.
     """
 
-    #: Number of proposals the agent prefers to generate at once (the number of models evaluated in parallel between two updates).
+    #: Number of proposals the agent prefers to generate at once (the number of models evaluated in
+    #: parallel between two updates).
     batch_size: int = 1
 
     def __init__(

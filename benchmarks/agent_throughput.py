@@ -33,7 +33,8 @@ def agent_rate(agent, n: int, trials: int, batch: int) -> float:
 
         rewards = learn_to_count_reward(np.array([p.indices for p in proposals]) + 1, n)
         results = [
-            TrialResult(trial_id + i, p, Evaluation(reward=float(r))) for i, (p, r) in enumerate(zip(proposals, rewards))
+            TrialResult(trial_id + i, proposal, Evaluation(reward=float(reward)))
+            for i, (proposal, reward) in enumerate(zip(proposals, rewards))
         ]
         trial_id += len(results)
 

@@ -12,6 +12,9 @@ from seqopt.envs.sequence_env import SequenceEnv
 # Environment id -> "module:Objective class" and default keyword arguments of the objective.
 ENV_IDS: dict[str, tuple[str, dict[str, Any]]] = {
     "seqopt/LearnToCount-v0": ("seqopt.envs.learn_to_count:LearnToCount", {"n": 10}),
+    "seqopt/NASBench201-v0": ("seqopt.envs.nasbench201:NASBench201", {"protocol": "12-epoch"}),
+    "seqopt/NASBench101-v0": ("seqopt.envs.nasbench101:NASBench101", {}),
+    "seqopt/NASBenchMacro-v0": ("seqopt.envs.nasbench_macro:NASBenchMacro", {}),
 }
 
 

@@ -26,6 +26,19 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _replace_non_finite(value: Any) -> Any:
+    """Return ``value`` with every NaN or infinite float (also inside numpy values) replaced by None."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _replace_non_finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_non_finite(item) for item in value]
+    return value
+
+
 class TrialStore:
     """Writes each finished trial as one JSON line, flushed as soon as it is appended.
 
@@ -63,10 +76,20 @@ class TrialStore:
     def append_record(self, record: dict[str, Any]) -> None:
         if self._file is None:
             raise RuntimeError(f"Trial store {self.path} is closed.")
-        line = json.dumps(record, default=_json_default, allow_nan=False, separators=(",", ":"))
+        try:
+            line = json.dumps(record, default=_json_default, allow_nan=False, separators=(",", ":"))
+        except ValueError:  # a NaN or infinity among the metrics; JSON has no spelling for them
+            line = json.dumps(_replace_non_finite(record), default=_json_default, allow_nan=False,
+                              separators=(",", ":"))
         self._file.write(line + "\n")
         self._file.flush()
         if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def sync(self) -> None:
+        """Force the appended lines to disk (fsync), so they survive a power loss, not only a crash."""
+        if self._file is not None:
+            self._file.flush()
             os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -87,21 +110,36 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield the records of a trial store (a file, or the run folder that contains one) in file order.
+
+    A last line without its newline is a write cut short by a crash, or a write in progress in a
+    running search, and is skipped with a warning even when it parses. An unreadable line
+    elsewhere is skipped with a warning too.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / TRIALS_FILENAME
     if not path.exists():
-        raise FileNotFoundError(f"Trial store not found: {path}. A run folder holds it as {TRIALS_FILENAME}.")
-    with open(path, encoding="utf-8") as f:
+        raise FileNotFoundError(f"Trial store not found: {path}. A run folder contains it as {TRIALS_FILENAME}.")
+    with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
+            if not line.endswith("\n"):
+                logger.warning("Skipping the last line %d of %s: it has no newline, so its write was cut short "
+                               "(a crash) or is still in progress.", number, path)
+                return
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError as error:
-                logger.warning("Skipping unreadable line %d of %s (%s); it is usually a write cut short by a crash.",
-                               number, path, error)
+                logger.warning("Skipping unreadable line %d of %s (%s).", number, path, error)
+                continue
+            if not isinstance(record, dict) or "trial" not in record:
+                logger.warning("Skipping line %d of %s: it is not a trial record.", number, path)
+                continue
+            yield record
 
 
 def read_results(path: str | os.PathLike[str]) -> list[TrialResult]:
+    """Read a trial store as TrialResults, skipping lines as ``iter_records`` does."""
     return [TrialResult.from_record(r) for r in iter_records(path)]

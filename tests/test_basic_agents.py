@@ -135,7 +135,7 @@ def test_mutation_must_change_always_changes():
     rng = np.random.default_rng(2)
     cardinalities = np.array([4, 2, 1])
     parents = rng.integers(0, 1, size=(5000, 3)) + np.array([3, 1, 0])
-    children, mask = mutate_uniform(parents, cardinalities, rng, 1.0, must_change=True)
+    children, _ = mutate_uniform(parents, cardinalities, rng, 1.0, must_change=True)
     assert (children[:, 0] != parents[:, 0]).all()
     assert (children[:, 1] != parents[:, 1]).all()
     assert (children[:, 2] == 0).all()  # a single-value choice cannot change

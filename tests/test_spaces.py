@@ -29,7 +29,8 @@ def test_encode_decode_round_trip(space):
 
 
 def test_encode_rejects_unknown_value(space):
-    with pytest.raises(ValueError, match=r"Position 1 \('width'\): value 64 is not allowed; allowed values: \[16, 32\]"):
+    message = r"Position 1 \('width'\): value 64 is not allowed; allowed values: \[16, 32\]"
+    with pytest.raises(ValueError, match=message):
         space.encode(["conv", 64, "relu"])
 
 
@@ -49,7 +50,7 @@ def test_validate_rejects_wrong_length(space):
 
 
 def test_validate_rejects_non_integer(space):
-    with pytest.raises(ValueError, match="index must be an int, got 1.5"):
+    with pytest.raises(ValueError, match=r"index must be an int, got 1\.5"):
         space.validate((0, 1.5, 0))
 
 
@@ -81,5 +82,5 @@ def test_sample_single_sequence_is_valid(space):
 
 
 def test_sample_requires_generator(space):
-    with pytest.raises(TypeError, match="numpy.random.Generator"):
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator"):
         space.sample(np.random.RandomState(0))  # type: ignore[arg-type]

@@ -2,5 +2,7 @@
 
 from seqopt.executors.base import Completed, Executor, evaluate_safely
 from seqopt.executors.inline import InlineExecutor
+from seqopt.executors.process import ProcessExecutor
+from seqopt.executors.ray import RayExecutor
 
-__all__ = ["Completed", "Executor", "InlineExecutor", "evaluate_safely"]
+__all__ = ["Completed", "Executor", "InlineExecutor", "ProcessExecutor", "RayExecutor", "evaluate_safely"]

@@ -6,22 +6,23 @@ from collections import deque
 
 import numpy as np
 
-from seqopt.executors.base import Completed, Executor, evaluate_safely
+from seqopt.executors.base import Completed, Executor, check_positive_int, evaluate_safely
 
 
 class InlineExecutor(Executor):
     """Evaluates queued trials in submission order when ``wait`` is called.
 
+    A per-trial timeout interrupts the evaluation with SIGALRM when the search runs in the main
+    thread (see ``evaluate_safely``).
+
     Args:
-        capacity: trials kept in flight; with more than one, ``wait`` evaluates the whole queue, so
-            an agent that proposes batches (Evo-NAS trains on batches of B models evaluated in parallel) sees the same history
-            as on B workers that finish in order.
+        capacity: trials kept in flight; with more than one, ``wait`` evaluates the whole queue,
+            so an agent that proposes batches (Evo-NAS trains on batches of B models evaluated in
+            parallel) observes the same history as on B workers that finish in order.
     """
 
     def __init__(self, capacity: int = 1) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}.")
-        self.capacity = capacity
+        self.capacity = check_positive_int("capacity", capacity)
         self._queue: deque[tuple[int, tuple[int, ...], np.random.SeedSequence]] = deque()
 
     def submit(self, trial_id: int, indices: tuple[int, ...], seed: np.random.SeedSequence) -> None:
@@ -31,7 +32,7 @@ class InlineExecutor(Executor):
         finished = []
         while self._queue:
             trial_id, indices, seed = self._queue.popleft()
-            completed = evaluate_safely(self.objective, indices, seed)
+            completed = evaluate_safely(self.objective, indices, seed, self.trial_timeout)
             completed.trial_id = trial_id
             finished.append(completed)
         return finished
