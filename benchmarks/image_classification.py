@@ -56,7 +56,7 @@ def run_one_search(agent: str, seed: int, wall_seconds: float, run_dir: Path) ->
     """Run one ``image_small_<agent>`` search and return its figures."""
     from seqopt.cli import run_search
 
-    cfg = compose_config([f"+experiment=image_small_{agent}", f"seed={seed}", f"budget.wall_seconds={wall_seconds}",
+    cfg = compose_config([f"experiment=image_small_{agent}", f"seed={seed}", f"budget.wall_seconds={wall_seconds}",
                           "progress=false"])
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

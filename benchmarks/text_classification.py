@@ -91,7 +91,7 @@ def run_one_search(agent: str, dataset: str, seed: int, wall_seconds: float, sam
 
     from seqopt.cli import run_search
 
-    overrides = [f"+experiment=text_small_{agent}", f"env.dataset={dataset}", f"env.sample_scale={sample_scale}",
+    overrides = [f"experiment=text_small_{agent}", f"env.dataset={dataset}", f"env.sample_scale={sample_scale}",
                  f"budget.wall_seconds={wall_seconds}", f"seed={seed}", "progress=false"]
     if MAX_TRAIN.get(dataset) is not None:
         overrides.append(f"env.max_train_examples={MAX_TRAIN[dataset]}")

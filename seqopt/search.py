@@ -81,6 +81,7 @@ class SearchStats:
     best_reward: float = -math.inf
     best_trial: int | None = None
     best_indices: tuple[int, ...] | None = None
+    best_metrics: dict[str, Any] = field(default_factory=dict)
     last_error: str | None = None
     recent: deque[float] = field(default_factory=deque)
     recent_sum: float = 0.0
@@ -107,6 +108,7 @@ class SearchStats:
             self.best_reward = reward
             self.best_trial = result.trial_id
             self.best_indices = result.indices
+            self.best_metrics = dict(result.evaluation.metrics)
 
     @property
     def moving_average(self) -> float:
@@ -127,7 +129,7 @@ class SearchStats:
 
 @dataclass
 class SearchSummary:
-    """What a finished search reports."""
+    """Report of a finished search."""
 
     num_trials: int
     num_failed: int
@@ -144,6 +146,7 @@ class SearchSummary:
     stop_reason: str
     num_reused: int = 0
     num_retries: int = 0
+    best_metrics: dict[str, Any] | None = None
 
     def format(self) -> str:
         reused = f", {self.num_reused} answered by dedup" if self.num_reused else ""
@@ -157,6 +160,9 @@ class SearchSummary:
         else:
             lines.append(f"Best reward {self.best_reward:.6g} at trial {self.best_trial}.")
             lines.append(f"Best sequence: {self.best_values}")
+            if self.best_metrics:
+                metrics = ", ".join(f"{name}={_format_metric(value)}" for name, value in self.best_metrics.items())
+                lines.append(f"Best trial metrics: {metrics}")
             lines.append(f"Reward moving average (last 50): {self.moving_average:.6g}")
         return "\n".join(lines)
 
@@ -626,7 +632,12 @@ class Search:
             stop_reason=stop_reason,
             num_reused=stats.num_reused,
             num_retries=self.num_retries,
+            best_metrics=dict(stats.best_metrics) if found else None,
         )
+
+
+def _format_metric(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _completed_from_record(record: dict[str, Any]) -> Completed:

@@ -34,7 +34,7 @@ def test_env_groups_build_objectives() -> None:
 @needs_tables
 @pytest.mark.slow
 def test_nasbench201_experiment_runs(tmp_path: Path) -> None:
-    cfg = _compose("+experiment=nasbench201", "budget.cost_seconds=1500")
+    cfg = _compose("experiment=nasbench201", "budget.cost_seconds=1500")
     assert cfg.env.protocol == "12-epoch"
     assert cfg.budget.trials is None
     assert cfg.agent.population_size == 10
@@ -52,7 +52,7 @@ def test_nasbench201_experiment_runs(tmp_path: Path) -> None:
 @needs_tables
 @pytest.mark.slow
 def test_nasbench_macro_experiment_runs(tmp_path: Path) -> None:
-    summary = run_search(_compose("+experiment=nasbench_macro", "budget.trials=60"), tmp_path)
+    summary = run_search(_compose("experiment=nasbench_macro", "budget.trials=60"), tmp_path)
     assert summary.num_trials == 60
     assert all(len(r["metrics"]["arch"]) == 8 for r in read_records(tmp_path))
 
@@ -67,7 +67,7 @@ def test_nasbench101_experiment_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     path = tmp_path / "small.tfrecord"
     write_rows(path, rows)
     # Most random cells are missing from a one-cell file and fail; that must not stop the search here.
-    cfg = _compose("+experiment=nasbench101", f"env.path={path}", "budget.trials=40", "budget.cost_seconds=null",
+    cfg = _compose("experiment=nasbench101", f"env.path={path}", "budget.trials=40", "budget.cost_seconds=null",
                    "max_failure_rate=null")
     objective = build_objective(cfg)
     assert isinstance(objective, NASBench101)

@@ -95,7 +95,7 @@ def test_identical_settings_form_one_group(tmp_path):
 @pytest.mark.slow
 def test_tuning_experiment_multirun_then_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    command = [sys.executable, "-m", "seqopt.cli", "+experiment=tune_mutation", "agent=aging_evolution",
+    command = [sys.executable, "-m", "seqopt.cli", "experiment=tune_mutation", "agent=aging_evolution",
                "agent.population_size=10", "agent.sample_size=3", "env.n=5", "budget.trials=60",
                "agent.mutation_probability=0.1,0.5", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -112,3 +112,13 @@ def test_total_cost_seconds_accumulates(tmp_path):
     objective = FunctionObjective(space, lambda values: Evaluation(reward=1.0, cost_seconds=2.5))
     Search(objective, RandomSearch(space, seed=0), budget=Budget(trials=4), seed=0, run_dir=tmp_path).run()
     assert [r["total_cost_seconds"] for r in read_records(tmp_path)] == [2.5, 5.0, 7.5, 10.0]
+
+
+def test_summary_names_best_trial_metrics():
+    space = ChoiceSpace.from_dict({"x": [0, 1, 2]})
+    objective = FunctionObjective(
+        space, lambda values: Evaluation(reward=values["x"], metrics={"label": f"x{values['x']}"})
+    )
+    summary = Search(objective, RandomSearch(space, seed=0), budget=Budget(trials=30), seed=0).run()
+    assert summary.best_metrics == {"label": "x2"}
+    assert "Best trial metrics: label=x2" in summary.format()

@@ -351,7 +351,7 @@ def test_experiment_configs_compose(experiment: str) -> None:
     from hydra.utils import instantiate
 
     with initialize_config_module("seqopt.conf", version_base=None):
-        cfg = compose("config", overrides=[f"+experiment={experiment}", "env.dataset=mcdonalds"])
+        cfg = compose("config", overrides=[f"experiment={experiment}", "env.dataset=mcdonalds"])
     objective = instantiate(cfg.env)
     assert isinstance(objective, TextClassification)
     assert objective.dataset == "mcdonalds"
