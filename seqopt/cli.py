@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +104,15 @@ def main(cfg: DictConfig) -> float | None:
     if not cfg.log_trials:
         _quiet_console_trial_lines()
     run_dir = HydraConfig.get().runtime.output_dir
-    _, store_dir = resolve_resume(cfg.get("resume", False), run_dir)
-    summary = run_search(cfg, run_dir)
+    try:
+        _, store_dir = resolve_resume(cfg.get("resume", False), run_dir)
+        summary = run_search(cfg, run_dir)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        # Bad configuration values and missing files are the user's to fix: one line naming the
+        # problem reads better than a traceback (HYDRA_FULL_ERROR=1 still shows it in the log file).
+        logger.debug("Run failed", exc_info=True)
+        print(f"seqopt: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
     print(summary.format())
     print(f"Trials written to {os.path.join(store_dir or run_dir, 'trials.jsonl')}")
     # Returned so that Hydra sweepers that optimize can read it.

@@ -64,7 +64,7 @@ class Budget:
             raise ValueError("Budget needs at least one limit: trials, wall_seconds or cost_seconds.")
         for name in ("trials", "wall_seconds", "cost_seconds"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not value > 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
                 raise ValueError(f"budget.{name} must be a positive number or null, got {value!r}.")
 
 

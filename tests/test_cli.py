@@ -67,3 +67,18 @@ def test_cli_multirun_seeds_into_separate_folders(tmp_path):
     assert len(stores) == 3
     first_sequences = [read_records(store)[0]["indices"] for store in stores]
     assert len({tuple(s) for s in first_sequences}) == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("budget.trials=0", "budget.trials must be a positive number or null, got 0"),
+        ("budget.trials=abc", "budget.trials must be a positive number or null, got 'abc'"),
+        ("seed=-1", "seed must be a non-negative int, got -1"),
+    ],
+)
+def test_cli_bad_value_prints_one_line_error(tmp_path, override, message):
+    result = _seqopt(override, "progress=false", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"seqopt: error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
