@@ -141,7 +141,7 @@ def plot_bands(
         axes.set_ylim(*ylim)
     axes.set_title(title or f"{ylabel}: {_INTERVAL_LABELS[interval]} over replicas", fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
