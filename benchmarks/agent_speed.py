@@ -10,36 +10,33 @@ gradient step per B trials; PPO takes n_epochs * n_steps / batch_size minibatch 
 n_steps / n episodes.
 
 Rates are given per wall-clock second and per CPU second of this process; on a shared machine the
-CPU-time rate is the steadier of the two. Compare figures only within one run.
+CPU-time rate is the steadier of the two. PPO runs with torch's default thread count and with one
+thread. Compare figures only within one run.
 
 Run: nice -n 10 python benchmarks/agent_speed.py [--trials 3000] [--ppo-episodes 2048]
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import math
 import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib import resources
 
-# One intra-op thread for torch and BLAS: these tensors are far too small to gain from threads.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import gymnasium as gym
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from importlib import resources  # noqa: E402
-
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
-
-import seqopt.envs  # noqa: E402,F401  (registers seqopt/LearnToCount-v0)
-from seqopt import Evaluation, TrialResult  # noqa: E402
-from seqopt.agents import PolicyAgent  # noqa: E402
-from seqopt.envs import LearnToCount, learn_to_count_reward  # noqa: E402
+import seqopt.envs  # noqa: F401  (registers seqopt/LearnToCount-v0)
+from seqopt import Evaluation, TrialResult
+from seqopt.agents import PolicyAgent
+from seqopt.envs import LearnToCount, learn_to_count_reward
 
 
 @dataclass
@@ -69,6 +66,7 @@ def load_agent(preset: str, n: int, batch_size: int, seed: int = 0) -> PolicyAge
 def measure_agent(preset: str, name: str, n: int, batch_size: int, trials: int, warmup: int) -> Rate:
     """Time ``trials`` trials of the agent's own calls after ``warmup`` untimed ones."""
     agent = load_agent(preset, n, batch_size)
+    warmup = math.ceil(warmup / batch_size) * batch_size  # whole batches, so updates per trial is exact
     wall = cpu = 0.0
     trial_id = 0
     updates_before = 0
@@ -94,10 +92,11 @@ def measure_agent(preset: str, name: str, n: int, batch_size: int, trials: int, 
     return Rate(name, str(batch_size), trials, wall, cpu, updates / trials)
 
 
-def measure_ppo(n: int, episodes: int) -> Rate:
+def measure_ppo(n: int, episodes: int, threads: int) -> Rate:
     """Time stable-baselines3 PPO (defaults) learning on ``seqopt/LearnToCount-v0`` for ``episodes`` episodes."""
     from stable_baselines3 import PPO
 
+    torch.set_num_threads(threads)
     env = gym.make("seqopt/LearnToCount-v0", n=n)
     model = PPO("MlpPolicy", env, seed=0, verbose=0, device="cpu")
     # Warm-up: one rollout and update, so that start-up costs stay out of the timing.
@@ -108,8 +107,8 @@ def measure_ppo(n: int, episodes: int) -> Rate:
     env.close()
     minibatch_steps_per_rollout = model.n_epochs * model.n_steps / model.batch_size
     episodes_per_rollout = model.n_steps / n
-    return Rate("SB3 PPO (defaults, 1 env)", "-", episodes, wall, cpu,
-                minibatch_steps_per_rollout / episodes_per_rollout)
+    return Rate(f"SB3 PPO (defaults, 1 env, {threads} torch thread{'s' if threads > 1 else ''})", "-", episodes,
+                wall, cpu, minibatch_steps_per_rollout / episodes_per_rollout)
 
 
 def main() -> None:
@@ -122,7 +121,8 @@ def main() -> None:
                         help="untimed trials first, past the queue's growth to its minibatch size (default 600)")
     parser.add_argument("--ppo-episodes", type=int, default=2048, help="timed PPO episodes (default 2048)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    # The trainers run torch on one thread by themselves (seqopt.agents.training.single_torch_thread).
+    default_threads = torch.get_num_threads()
 
     rates = []
     for preset, name in (("evo_nas_pqt", "Evo-NAS (PQT)"), ("neural_pqt", "Neural (PQT)")):
@@ -130,20 +130,23 @@ def main() -> None:
         print(rates[-1].row(), flush=True)
         rates.append(measure_agent(preset, name, args.n, 16, args.batch_trials, args.warmup))
         print(rates[-1].row(), flush=True)
-    rates.append(measure_ppo(args.n, args.ppo_episodes))
-    print(rates[-1].row(), flush=True)
+    for threads in sorted({default_threads, 1}, reverse=True):
+        rates.append(measure_ppo(args.n, args.ppo_episodes, threads))
+        print(rates[-1].row(), flush=True)
 
     print()
     print(f"learn-to-count n = {args.n}; {datetime.date.today()}; {platform.node()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at the end; torch {torch.__version__}, 1 thread")
+          f"load average {os.getloadavg()[0]:.1f} at the end; torch {torch.__version__}")
     print("| agent | B | trials/s (wall) | trials/s (CPU) | policy updates per trial |")
     print("| --- | --- | --- | --- | --- |")
     for rate in rates:
         print(rate.row())
-    ppo = rates[-1]
-    for rate in rates[:-1]:
-        ratio = (rate.trials / rate.cpu_seconds) / (ppo.trials / ppo.cpu_seconds)
-        print(f"{rate.name} B={rate.batch_size}: {ratio:.1f}x PPO's episodes per CPU second")
+    ppo = max((rate for rate in rates if rate.name.startswith("SB3")), key=lambda rate: rate.trials / rate.wall_seconds)
+    for rate in rates:
+        if rate.name.startswith("SB3"):
+            continue
+        ratio = (rate.trials / rate.wall_seconds) / (ppo.trials / ppo.wall_seconds)
+        print(f"{rate.name} B={rate.batch_size}: {ratio:.1f}x the faster PPO's episodes per wall-clock second")
 
 
 if __name__ == "__main__":
