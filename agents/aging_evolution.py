@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from seqopt.agents.base import Agent, rows_to_proposals
+from seqopt.agents.novelty import SeenSequences
 from seqopt.agents.population import Population, mutate_uniform
 from seqopt.spaces import ChoiceSpace
 from seqopt.trial import Proposal, TrialResult
@@ -45,6 +46,9 @@ class AgingEvolution(Agent):
         must_change: resample from the values other than the parent's (default False, the
             Evo-NAS paper's rule, where a resample may land on the parent's value).
         seed: seed or Generator of every random draw of the agent.
+        max_redraws: draw a proposal that repeats a sequence proposed before again (a new
+            tournament and a new child), up to this many times; 0 (the default) keeps repeats.
+            See ``seqopt.agents.novelty``.
 
     The first P proposals are drawn uniformly at random. After that, each proposal mutates a parent
     chosen by tournament from the P most recently observed models; failed trials never enter the
@@ -59,6 +63,7 @@ class AgingEvolution(Agent):
         mutation_probability: float = 0.3,
         must_change: bool = False,
         seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+        max_redraws: int = 0,
     ) -> None:
         super().__init__(space, seed)
         check_evolution_arguments(population_size, sample_size, mutation_probability)
@@ -67,18 +72,22 @@ class AgingEvolution(Agent):
         self.mutation_probability = float(mutation_probability)
         self.must_change = bool(must_change)
         self.population = Population(self.population_size, len(space))
+        self.seen = SeenSequences(len(space), max_redraws)
 
     def propose(self, count: int = 1) -> list[Proposal]:
         count = self._check_count(count)
         num_random = min(count, max(self.population_size - self.num_proposed, 0))
         if len(self.population) == 0:
             num_random = count
-        proposals = rows_to_proposals(self.space.sample(self.rng, num_random), origin="random") if num_random else []
+        proposals = self.seen.draw(self._sample_random, num_random) if num_random else []
         num_children = count - num_random
         if num_children:
-            proposals.extend(self._mutate(num_children))
+            proposals.extend(self.seen.draw(self._mutate, num_children))
         self.num_proposed += count
         return proposals
+
+    def _sample_random(self, count: int) -> list[Proposal]:
+        return rows_to_proposals(self.space.sample(self.rng, count), origin="random")
 
     def _mutate(self, count: int) -> list[Proposal]:
         slots = self.population.tournament(self.rng, count, self.sample_size)
@@ -101,8 +110,14 @@ class AgingEvolution(Agent):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["population"] = self.population.state_dict()
+        state["seen"] = self.seen.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.population.load_state_dict(state["population"])
+        self.seen.load_state_dict(state.get("seen"))
+
+    def metrics(self) -> dict[str, float]:
+        """Redraw counts under the ``agent/`` namespace when ``max_redraws`` is set."""
+        return self.seen.metrics()

@@ -61,6 +61,9 @@ class EvoNAS(PolicyAgent):
         policy: see ``PolicyAgent``.
         batch_size: B, the proposals generated at once and the trials per gradient step.
         seed: seed or Generator of every random draw of the agent.
+        max_redraws: draw a proposal that repeats a sequence proposed before again (a new
+            tournament and a new child), up to this many times; 0 (the default) keeps repeats, as
+            the paper's Algorithm 1 does. See ``seqopt.agents.novelty``.
 
     The first P proposals are sampled whole from the policy, as the paper's Evo-NAS fills its
     initial population with its sampler. The policy starts uniform, so these begin as random
@@ -79,11 +82,12 @@ class EvoNAS(PolicyAgent):
         policy: PolicyConfig | Mapping[str, Any] | None = None,
         batch_size: int = 1,
         seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+        max_redraws: int = 0,
     ) -> None:
         check_evolution_arguments(population_size, sample_size, mutation_probability)
         if trainer is None:
             trainer = PQTConfig(learning_rate=1e-4, entropy_penalty=0.2, queue_fraction=0.2)
-        super().__init__(space, trainer, policy, batch_size, seed)
+        super().__init__(space, trainer, policy, batch_size, seed, max_redraws)
         self.population_size = int(population_size)
         self.sample_size = int(sample_size)
         self.mutation_probability = float(mutation_probability)
@@ -95,10 +99,10 @@ class EvoNAS(PolicyAgent):
         num_initial = min(count, max(self.population_size - self.num_proposed, 0))
         if len(self.population) == 0:
             num_initial = count
-        proposals = self._sample_policy(num_initial) if num_initial else []
+        proposals = self.seen.draw(self._sample_policy, num_initial) if num_initial else []
         num_children = count - num_initial
         if num_children:
-            proposals.extend(self._mutate(num_children))
+            proposals.extend(self.seen.draw(self._mutate, num_children))
         self.num_proposed += count
         return proposals
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from seqopt.agents.base import Agent, rows_to_proposals
+from seqopt.agents.novelty import SeenSequences
 from seqopt.agents.policy import AutoregressivePolicy, PolicyConfig, sample_sequences
 from seqopt.agents.training import PQTConfig, TrainerConfig, make_trainer
 from seqopt.spaces import ChoiceSpace
@@ -50,6 +51,9 @@ class PolicyAgent(Agent):
         policy: the policy network's shape: a PolicyConfig or a mapping of its fields.
         batch_size: B, the proposals generated at once and the trials per gradient step.
         seed: seed or Generator of every random draw of the agent, the initial weights included.
+        max_redraws: draw a proposal that repeats a sequence proposed before again, up to this
+            many times; 0 (the default) keeps repeats, as the paper's algorithms do. See
+            ``seqopt.agents.novelty``.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class PolicyAgent(Agent):
         policy: PolicyConfig | Mapping[str, Any] | None = None,
         batch_size: int = 1,
         seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+        max_redraws: int = 0,
     ) -> None:
         super().__init__(space, seed)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -70,6 +75,7 @@ class PolicyAgent(Agent):
         self.policy = AutoregressivePolicy(space.cardinalities.tolist(), self.policy_config, generator)
         self.sampler = self.policy.sampler()
         self.trainer = make_trainer(trainer, self.policy, self.rng, batch_size)
+        self.seen = SeenSequences(len(space), max_redraws)
 
     def _sample_policy(self, count: int) -> list[Proposal]:
         return rows_to_proposals(sample_sequences(self.sampler, count, self.rng), origin="policy")
@@ -81,12 +87,13 @@ class PolicyAgent(Agent):
 
     def metrics(self) -> dict[str, float]:
         """Training figures under the ``agent/`` namespace (number of updates, last loss and entropy)."""
-        return self.trainer.metrics()
+        return {**self.trainer.metrics(), **self.seen.metrics()}
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["policy"] = {name: tensor.detach().clone() for name, tensor in self.policy.state_dict().items()}
         state["trainer"] = self.trainer.state_dict()
+        state["seen"] = self.seen.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -94,6 +101,7 @@ class PolicyAgent(Agent):
         # Copies into the existing parameters, so the sampler's numpy views stay valid.
         self.policy.load_state_dict(state["policy"])
         self.trainer.load_state_dict(state["trainer"])
+        self.seen.load_state_dict(state.get("seen"))
 
 
 class NeuralAgent(PolicyAgent):
@@ -106,6 +114,7 @@ class NeuralAgent(PolicyAgent):
         policy: see ``PolicyAgent``.
         batch_size: B, the proposals generated at once and the trials per gradient step.
         seed: seed or Generator of every random draw of the agent.
+        max_redraws: see ``PolicyAgent``.
     """
 
     def __init__(
@@ -115,13 +124,14 @@ class NeuralAgent(PolicyAgent):
         policy: PolicyConfig | Mapping[str, Any] | None = None,
         batch_size: int = 1,
         seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+        max_redraws: int = 0,
     ) -> None:
         if trainer is None:
             trainer = PQTConfig(learning_rate=5e-4, entropy_penalty=0.1, queue_fraction=0.05)
-        super().__init__(space, trainer, policy, batch_size, seed)
+        super().__init__(space, trainer, policy, batch_size, seed, max_redraws)
 
     def propose(self, count: int = 1) -> list[Proposal]:
         count = self._check_count(count)
-        proposals = self._sample_policy(count) if count else []
+        proposals = self.seen.draw(self._sample_policy, count) if count else []
         self.num_proposed += count
         return proposals

@@ -226,26 +226,34 @@ def test_dedup_reuses_stored_results(tmp_path):
 @pytest.mark.slow
 def test_process_executor_resume_resubmits_in_flight_trials(tmp_path):
     overrides = ["progress=false", "seed=5", "env._target_=seqopt.executors.testing.FaultyObjective", "env.n=5",
-                 "+env.delay_seconds=0.05", "executor=process", "executor.workers=3",
-                 "agent.population_size=10", "agent.sample_size=3", "budget.trials=60", "checkpoint.every_trials=10"]
+                 "+env.delay_seconds=0.05", "+env.hang_rate=0.3", "+env.hang_seconds=0.2",
+                 "executor=process", "executor.workers=3",
+                 "agent.population_size=10", "agent.sample_size=3", "budget.trials=150", "checkpoint.every_trials=10"]
     process = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, str(tmp_path), *overrides],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = tmp_path / "trials.jsonl"
+    path = tmp_path / CHECKPOINT_FILENAME
+    # Kill once a checkpoint records trials in flight. Equal trial times keep the three workers in
+    # lockstep, so a checkpoint (taken after a collection) could find none in flight; the "hangs" of
+    # 0.2 s in 30 % of the trials break the lockstep, and a checkpoint without any is skipped. The
+    # budget leaves the kill far from the end, whose last checkpoint has nothing in flight.
     deadline = time.monotonic() + 120
+    in_flight: set[int] = set()
     while time.monotonic() < deadline and process.poll() is None:
-        if store.exists() and store.read_bytes().count(b"\n") >= 25:
-            os.kill(process.pid, signal.SIGKILL)
-            break
+        if path.exists() and store.exists() and store.read_bytes().count(b"\n") >= 15:
+            in_flight = {entry["trial"] for entry in load_checkpoint(path)["in_flight"]}
+            if in_flight:
+                os.kill(process.pid, signal.SIGKILL)
+                break
         time.sleep(0.01)
     assert process.wait(timeout=60) == -signal.SIGKILL
     before = read_records(store)
-    checkpoint = load_checkpoint(tmp_path / CHECKPOINT_FILENAME)
-    in_flight = {entry["trial"] for entry in checkpoint["in_flight"]}
+    in_flight = {entry["trial"] for entry in load_checkpoint(path)["in_flight"]}  # the checkpoint resumed from
     assert in_flight
 
     run_search(_compose([*overrides, "resume=true"]), tmp_path)
     after = read_records(store)
-    assert sorted(r["trial"] for r in after) == list(range(60))
+    assert sorted(r["trial"] for r in after) == list(range(150))
     assert after[:len(before)] == before
     assert in_flight <= {r["trial"] for r in after}
 
