@@ -47,6 +47,9 @@ def test_nasbench201_experiment_runs(tmp_path: Path) -> None:
     best = max(records, key=lambda r: r["reward"])
     assert best["metrics"]["arch"].startswith("|")
     assert summary.best_reward == best["reward"]
+    # The experiment redraws repeated proposals, so no architecture is charged twice.
+    assert cfg.agent.max_redraws == 20
+    assert len({r["metrics"]["arch"] for r in records}) == len(records)
 
 
 @needs_tables
