@@ -16,7 +16,7 @@ seed r. The script writes, for each n:
   added with ``--extra`` and the page re-made without repeating the others.
 
 Run: nice -n 10 python benchmarks/learn_to_count.py [--n 10 20] [--replicas 20] [--trials 5000] [--jobs 2]
-         [--extra 'Evo-NAS (PQT, tuned)=evo_nas_pqt_tuned']
+         [--extra 'Evo-NAS (PQT, tuned)=evo_nas_pqt_tuned' 'Aging Evolution (redraws)=aging_evolution:max_redraws=20']
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def run_replica(preset: str, n: int, seed: int, trials: int, batch_size: int | N
 
     torch.set_num_threads(1)
     objective = LearnToCount(n)
-    config = OmegaConf.load(str(resources.files("seqopt.conf") / "agent" / f"{preset}.yaml"))
+    name, _, overrides = preset.partition(":")
+    config = OmegaConf.load(str(resources.files("seqopt.conf") / "agent" / f"{name}.yaml"))
+    config = OmegaConf.merge(config, OmegaConf.from_dotlist([item for item in overrides.split(",") if item]))
     if batch_size is not None and "batch_size" in config:
         config.batch_size = batch_size
     agent = instantiate(config, space=objective.space, seed=child_seed(seed, AGENT_STREAM))
@@ -217,7 +219,8 @@ def plot(n: int, data: dict[str, dict[str, np.ndarray]], image_dir: Path, window
 
 def cache_path(cache_dir: Path, n: int, preset: str, replicas: int, trials: int, batch_size: int | None) -> Path:
     batch = "preset" if batch_size is None else str(batch_size)
-    return cache_dir / f"learn_to_count_n{n}_{preset}_r{replicas}_t{trials}_b{batch}.npz"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", preset)
+    return cache_dir / f"learn_to_count_n{n}_{name}_r{replicas}_t{trials}_b{batch}.npz"
 
 
 def main() -> None:
@@ -231,7 +234,9 @@ def main() -> None:
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), metavar="LABEL",
                         help="which of the six agents to show (default all)")
     parser.add_argument("--extra", nargs="+", default=[], metavar="LABEL=PRESET",
-                        help="more agents to show, e.g. 'Evo-NAS (PQT, tuned)=evo_nas_pqt_tuned'")
+                        help="more agents to show, e.g. 'Evo-NAS (PQT, tuned)=evo_nas_pqt_tuned'; a preset may "
+                        "end in :key=value,key=value overrides, e.g. 'Aging Evolution (redraws)=aging_evolution:"
+                        "max_redraws=20'")
     parser.add_argument("--rerun", action="store_true", help="run agents again even when their rewards are cached")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "learn_to_count.md",
                         help="page that receives the results block (default docs/learn_to_count.md)")

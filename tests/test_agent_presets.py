@@ -92,7 +92,7 @@ def test_cli_default_runs_evo_nas(tmp_path: Path) -> None:
     assert {r["origin"] for r in records} == {"policy", "mutation"}
 
 
-def test_tuned_preset_changes_only_queue_and_learning_rate() -> None:
+def test_tuned_preset_changes_four_values() -> None:
     objective = build_objective(compose_config("env.n=6"))
     paper = build_agent(compose_config("agent=evo_nas_pqt", "env.n=6"), objective)
     tuned = build_agent(compose_config("agent=evo_nas_pqt_tuned", "env.n=6"), objective)
@@ -101,6 +101,9 @@ def test_tuned_preset_changes_only_queue_and_learning_rate() -> None:
     assert tuned.trainer.config.queue_size == 50
     assert tuned.trainer.config.queue_fraction is None
     assert tuned.trainer.config.learning_rate == pytest.approx(3e-4)
-    for name in ("population_size", "sample_size", "mutation_probability", "batch_size", "policy_config"):
+    assert tuned.mutation_probability == pytest.approx(0.15)
+    assert tuned.seen.max_redraws == 20
+    assert paper.seen.max_redraws == 0
+    for name in ("population_size", "sample_size", "batch_size", "policy_config"):
         assert getattr(tuned, name) == getattr(paper, name)
     assert tuned.trainer.config.entropy_penalty == paper.trainer.config.entropy_penalty

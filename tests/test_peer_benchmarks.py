@@ -85,3 +85,18 @@ def test_hybrid_job_counts_steps():
     assert 300 <= sum(result["lengths"]) < 400
     assert len(result["evaluation"]) == hybrid_rl.EVALUATION_EPISODES
     assert set(result["returns"]) <= {0.0, 1.0}
+
+
+learn_to_count_benchmark = _load("learn_to_count")
+
+
+def test_learn_to_count_preset_overrides_apply() -> None:
+    # "neural_pqt:batch_size=4" trains once per 4 trials: 60 trials give 15 policy updates.
+    outcome = learn_to_count_benchmark.run_replica("neural_pqt:batch_size=4", 4, 0, 60, None)
+    assert len(outcome["rewards"]) == 60
+    assert outcome["updates"] == 15
+
+
+def test_learn_to_count_cache_name_is_plain() -> None:
+    path = learn_to_count_benchmark.cache_path(Path("/tmp"), 10, "aging_evolution:max_redraws=20", 20, 5000, None)
+    assert path.name == "learn_to_count_n10_aging_evolution_max_redraws_20_r20_t5000_bpreset.npz"
