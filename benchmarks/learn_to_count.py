@@ -33,6 +33,7 @@ import datetime  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -217,6 +218,18 @@ def plot(n: int, data: dict[str, dict[str, np.ndarray]], image_dir: Path, window
     ]
 
 
+def split_extra(item: str) -> tuple[str, str]:
+    """Split 'LABEL=PRESET[:key=value,...]' at the '=' that starts a preset name; ('', '') if none does.
+
+    The label may contain '=' itself, as in 'Neural (PQT, B = 16)=neural_pqt:batch_size=16'.
+    """
+    for match in re.finditer("=", item):
+        label, rest = item[: match.start()], item[match.end():]
+        if label and re.match(r"[A-Za-z0-9_]+(:|$)", rest):
+            return label, rest
+    return "", ""
+
+
 def cache_path(cache_dir: Path, n: int, preset: str, replicas: int, trials: int, batch_size: int | None) -> Path:
     batch = "preset" if batch_size is None else str(batch_size)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", preset)
@@ -250,11 +263,13 @@ def main() -> None:
         parser.error(f"unknown agent label(s) {unknown}; choose from {list(AGENTS)}")
     agents = {label: AGENTS[label] for label in args.agents}
     for item in args.extra:
-        label, separator, preset = item.partition("=")
-        if not separator:
-            parser.error(f"--extra needs LABEL=PRESET, got {item!r}")
+        label, preset = split_extra(item)
+        if not label:
+            parser.error(f"--extra needs LABEL=PRESET[:key=value,...], got {item!r}")
+        if not (resources.files("seqopt.conf") / "agent" / f"{preset.partition(':')[0]}.yaml").is_file():
+            parser.error(f"--extra {item!r}: no preset conf/agent/{preset.partition(':')[0]}.yaml")
         agents[label] = preset
-    command = "python benchmarks/learn_to_count.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/learn_to_count.py " + shlex.join(sys.argv[1:])
     args.cache_dir.mkdir(parents=True, exist_ok=True)
 
     for n in args.n:

@@ -271,9 +271,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="folder of the plots")
     parser.add_argument("--results", type=Path, default=None, help="write every curve to this JSON file")
-    parser.add_argument("--merge", type=Path, default=None,
-                        help="a --results file of an earlier run: its curves join this run's in the table, the plots "
-                        "and --results (for adding agents to a finished comparison)")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="--results files of earlier runs: their curves join this run's in the table, the plots "
+                        "and --results (to add agents or tasks to a finished comparison; --replicas 0 only merges)")
     args = parser.parse_args()
 
     unknown = sorted(set(args.agents) - set(AGENTS))
@@ -297,14 +297,17 @@ def main() -> None:
             print(f"[{time.perf_counter() - started:6.0f} s] {len(results)}/{len(jobs)} runs done", flush=True)
         results.sort(key=lambda r: (r["task"], r["agent"], r["replica"]))
     print(f"All runs took {time.perf_counter() - started:.0f} s.\n")
-    if args.merge is not None:
-        earlier = json.loads(args.merge.read_text(encoding="utf-8"))
+    for path in args.merge:
+        # A (task, agent) pair of this run replaces the same pair of an earlier file.
+        earlier = json.loads(path.read_text(encoding="utf-8"))
         ran = {(r["task"], r["agent"]) for r in results}
         results = [r for r in earlier if (r["task"], r["agent"]) not in ran] + results
+    if args.merge:
         results.sort(key=lambda r: (r["task"], r["agent"], r["replica"]))
-        merged_agents = [a for a in AGENTS if any(r["agent"] == a for r in results)]
-        args.agents = merged_agents
-        print(f"Merged with {args.merge}: agents {merged_agents}")
+        args.agents = [a for a in AGENTS if any(r["agent"] == a for r in results)]
+        args.tasks = [t for t in dict.fromkeys([*args.tasks, *(r["task"] for r in results)])
+                      if any(r["task"] == t for r in results)]
+        print(f"Merged with {', '.join(map(str, args.merge))}: tasks {args.tasks}, agents {args.agents}")
 
     print(summarize(results, args.tasks, args.agents))
     for task in args.tasks:

@@ -100,3 +100,15 @@ def test_learn_to_count_preset_overrides_apply() -> None:
 def test_learn_to_count_cache_name_is_plain() -> None:
     path = learn_to_count_benchmark.cache_path(Path("/tmp"), 10, "aging_evolution:max_redraws=20", 20, 5000, None)
     assert path.name == "learn_to_count_n10_aging_evolution_max_redraws_20_r20_t5000_bpreset.npz"
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("Evo-NAS (PQT, tuned)=evo_nas_pqt_tuned", ("Evo-NAS (PQT, tuned)", "evo_nas_pqt_tuned")),
+        ("Neural (PQT, B = 16)=neural_pqt:batch_size=16", ("Neural (PQT, B = 16)", "neural_pqt:batch_size=16")),
+        ("no preset here", ("", "")),
+    ],
+)
+def test_learn_to_count_extra_split(item: str, expected: tuple[str, str]) -> None:
+    assert learn_to_count_benchmark.split_extra(item) == expected
