@@ -72,7 +72,7 @@ class AgingEvolution(Agent):
         self.mutation_probability = float(mutation_probability)
         self.must_change = bool(must_change)
         self.population = Population(self.population_size, len(space))
-        self.seen = SeenSequences(len(space), max_redraws)
+        self.seen = SeenSequences(len(space), max_redraws, space.size)
 
     def propose(self, count: int = 1) -> list[Proposal]:
         count = self._check_count(count)

@@ -75,7 +75,7 @@ class PolicyAgent(Agent):
         self.policy = AutoregressivePolicy(space.cardinalities.tolist(), self.policy_config, generator)
         self.sampler = self.policy.sampler()
         self.trainer = make_trainer(trainer, self.policy, self.rng, batch_size)
-        self.seen = SeenSequences(len(space), max_redraws)
+        self.seen = SeenSequences(len(space), max_redraws, space.size)
 
     def _sample_policy(self, count: int) -> list[Proposal]:
         return rows_to_proposals(sample_sequences(self.sampler, count, self.rng), origin="policy")

@@ -5,7 +5,8 @@ common once a learned policy sharpens: in a learn-to-count run of Evo-NAS (PQT) 
 paper's algorithm, 76 % of the trials from 1,000 to 2,000 and 93 % of those after 3,500 repeated
 an earlier sequence. Agents with ``max_redraws > 0`` draw such a proposal again, the whole draw
 (parent selection included), up to that many times. A proposal still repeated after the last
-redraw is kept, so a small or exhausted space never stalls the agent.
+redraw is kept, so a small or exhausted space never stalls the agent; once every sequence of the
+space has been proposed, repeats are kept without any redraw.
 
 With ``max_redraws = 0`` (the default) nothing changes: the agents follow their papers'
 algorithms exactly, repeats included.
@@ -34,11 +35,14 @@ class SeenSequences:
         length: the sequence length n.
         max_redraws: how many times a repeated proposal is drawn again; 0 turns the filter off
             and keeps no memory.
+        space_size: the number of distinct sequences, or None when unknown. When all have been
+            proposed, no redraw is attempted.
     """
 
-    def __init__(self, length: int, max_redraws: int) -> None:
+    def __init__(self, length: int, max_redraws: int, space_size: int | None = None) -> None:
         self.length = length
         self.max_redraws = check_max_redraws(max_redraws)
+        self.space_size = space_size
         self._seen: set[tuple[int, ...]] = set()
         self.num_redraws = 0
         self.num_repeats_kept = 0
@@ -61,6 +65,10 @@ class SeenSequences:
         for _ in range(self.max_redraws):
             repeated = self._repeated(proposals)
             if not repeated:
+                break
+            distinct = len(self._seen) + len(proposals) - len(repeated)
+            if self.space_size is not None and distinct >= self.space_size:
+                self.num_repeats_kept += len(repeated)  # nothing new is left to draw
                 break
             self.num_redraws += len(repeated)
             for row, proposal in zip(repeated, draw(len(repeated))):

@@ -230,6 +230,25 @@ def split_extra(item: str) -> tuple[str, str]:
     return "", ""
 
 
+def check_preset(preset: str) -> str:
+    """Return what is wrong with 'PRESET[:key=value,...]' (a missing file or an unknown key), or ''."""
+    from omegaconf import OmegaConf
+
+    name, _, overrides = preset.partition(":")
+    path = resources.files("seqopt.conf") / "agent" / f"{name}.yaml"
+    if not path.is_file():
+        return f"no preset conf/agent/{name}.yaml"
+    config = OmegaConf.create(path.read_text(encoding="utf-8"))
+    for item in (item for item in overrides.split(",") if item):
+        key, separator, _ = item.partition("=")
+        if not separator:
+            return f"override {item!r} has no value; write key=value"
+        absent = object()
+        if OmegaConf.select(config, key, default=absent) is absent:
+            return f"preset {name} has no key {key!r}; see conf/agent/{name}.yaml"
+    return ""
+
+
 def cache_path(cache_dir: Path, n: int, preset: str, replicas: int, trials: int, batch_size: int | None) -> Path:
     batch = "preset" if batch_size is None else str(batch_size)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", preset)
@@ -266,8 +285,11 @@ def main() -> None:
         label, preset = split_extra(item)
         if not label:
             parser.error(f"--extra needs LABEL=PRESET[:key=value,...], got {item!r}")
-        if not (resources.files("seqopt.conf") / "agent" / f"{preset.partition(':')[0]}.yaml").is_file():
-            parser.error(f"--extra {item!r}: no preset conf/agent/{preset.partition(':')[0]}.yaml")
+        if label in agents:
+            parser.error(f"--extra {item!r}: the label {label!r} is already taken; choose another label")
+        problem = check_preset(preset)
+        if problem:
+            parser.error(f"--extra {item!r}: {problem}")
         agents[label] = preset
     command = "python benchmarks/learn_to_count.py " + shlex.join(sys.argv[1:])
     args.cache_dir.mkdir(parents=True, exist_ok=True)

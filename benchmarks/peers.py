@@ -266,8 +266,10 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=10, help="replicas per task and agent")
     parser.add_argument("--trials", type=int, default=5000, help="trial budget on learn-to-count")
     parser.add_argument("--nasbench-trials", type=int, default=1000, help="trial budget on NAS-Bench-201")
-    parser.add_argument("--tasks", nargs="*", default=["learn_to_count_10", "learn_to_count_20", "nasbench201"])
-    parser.add_argument("--agents", nargs="*", default=list(AGENTS), help="agent names (see AGENTS)")
+    parser.add_argument("--tasks", nargs="*", default=["learn_to_count_10", "learn_to_count_20", "nasbench201"],
+                        help="learn_to_count_<n> and nasbench201 (default: learn_to_count_10 learn_to_count_20 "
+                        "nasbench201)")
+    parser.add_argument("--agents", nargs="*", default=list(AGENTS), help=f"agent names, from {list(AGENTS)}")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="folder of the plots")
     parser.add_argument("--results", type=Path, default=None, help="write every curve to this JSON file")
@@ -279,6 +281,13 @@ def main() -> None:
     unknown = sorted(set(args.agents) - set(AGENTS))
     if unknown:
         parser.error(f"unknown agents {unknown}; choose from {list(AGENTS)}")
+    for task in args.tasks:
+        if task == "nasbench201":
+            continue  # its tables load in the workers
+        try:
+            make_objective(task)  # learn-to-count builds in microseconds
+        except ValueError as error:
+            parser.error(f"invalid task {task!r} ({error}); use learn_to_count_<n> with n >= 2, or nasbench201")
     if "nasbench201" in args.tasks and not os.environ.get("SEQOPT_DATA_MIRROR"):
         print("NOTE: SEQOPT_DATA_MIRROR is not set; NAS-Bench-201 uses the data registry's cache.")
     jobs = [

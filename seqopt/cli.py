@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seqopt.checkpoint import ResumeError
 from seqopt.executors.base import Executor
 from seqopt.objective import Objective
 from seqopt.search import Budget, Search, SearchSummary
@@ -107,7 +108,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         _, store_dir = resolve_resume(cfg.get("resume", False), run_dir)
         summary = run_search(cfg, run_dir)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, ResumeError) as error:
         # Bad configuration values and missing files are the user's to fix: one line naming the
         # problem reads better than a traceback (HYDRA_FULL_ERROR=1 still shows it in the log file).
         logger.debug("Run failed", exc_info=True)

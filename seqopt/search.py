@@ -147,6 +147,8 @@ class SearchSummary:
     num_reused: int = 0
     num_retries: int = 0
     best_metrics: dict[str, Any] | None = None
+    agent_metrics: dict[str, float] | None = None
+    """The agent's own figures at the end (``agent.metrics()``, for agents that have it)."""
 
     def format(self) -> str:
         reused = f", {self.num_reused} answered by dedup" if self.num_reused else ""
@@ -164,6 +166,9 @@ class SearchSummary:
                 metrics = ", ".join(f"{name}={_format_metric(value)}" for name, value in self.best_metrics.items())
                 lines.append(f"Best trial metrics: {metrics}")
             lines.append(f"Reward moving average (last 50): {self.moving_average:.6g}")
+        if self.agent_metrics:
+            metrics = ", ".join(f"{name}={_format_metric(value)}" for name, value in self.agent_metrics.items())
+            lines.append(f"Agent: {metrics}")
         return "\n".join(lines)
 
 
@@ -633,7 +638,12 @@ class Search:
             num_reused=stats.num_reused,
             num_retries=self.num_retries,
             best_metrics=dict(stats.best_metrics) if found else None,
+            agent_metrics=self._agent_metrics(),
         )
+
+    def _agent_metrics(self) -> dict[str, float] | None:
+        metrics = getattr(self.agent, "metrics", None)
+        return dict(metrics()) if callable(metrics) else None
 
 
 def _format_metric(value: Any) -> str:

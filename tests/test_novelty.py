@@ -60,6 +60,20 @@ def test_exhausted_space_keeps_repeats(name: str) -> None:
     assert len({r.indices for r in search.history}) == 4
     assert agent.seen.num_repeats_kept == 26
     assert agent.metrics()["agent/repeats_kept"] == 26
+    assert summary.agent_metrics is not None
+    assert summary.agent_metrics["agent/repeats_kept"] == 26
+    assert "agent/repeats_kept=26" in summary.format()
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_exhausted_space_skips_redraws(name: str) -> None:
+    # Once all 4 sequences of n = 2 are taken, a huge max_redraws must not cost any redraw.
+    objective = LearnToCount(2)
+    agent = AGENTS[name](objective.space, max_redraws=10**9, seed=1)
+    summary = Search(objective, agent, budget=Budget(trials=30), seed=1, executor=InlineExecutor(3)).run()
+    assert summary.num_trials == 30
+    assert agent.seen.num_repeats_kept == 26
+    assert agent.seen.num_redraws < 1000
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))

@@ -264,3 +264,20 @@ def test_resume_switches_executor(tmp_path):
     summary = _search(tmp_path, trials=40, executor=ProcessExecutor(workers=1), resume=True).run()
     assert summary.num_trials == 40
     assert [r["trial"] for r in read_records(tmp_path)] == list(range(40))
+
+
+def test_cli_resume_with_changed_agent_is_one_line(tmp_path):
+    # The replay of a store without a checkpoint finds that the changed agent proposes other
+    # sequences; the CLI reports that in one line instead of a traceback.
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "seqopt.cli", "progress=false", "env.n=5", "agent.population_size=10",
+               "agent.sample_size=3", f"hydra.run.dir={run_dir}"]
+    first = subprocess.run([*command, "budget.trials=40"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    (run_dir / CHECKPOINT_FILENAME).unlink()
+    resumed = subprocess.run([*command, "budget.trials=60", "agent.mutation_probability=0.9", "resume=true"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 1
+    assert resumed.stderr.startswith("seqopt: error: Trial ")
+    assert "resume with the original settings" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
