@@ -200,10 +200,20 @@ def test_download_without_url_lists_the_files(empty_places: Path) -> None:
 
 def test_cli_verify_exit_codes(empty_places: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data_cli(["verify", SMALL_DATASET]) == 1
-    assert "missing" in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert "missing" in output
+    assert "SEQOPT_DATA_MIRROR is not set" in output
+    assert f"seqopt-data download {SMALL_DATASET}" in output
     assert data_cli(["verify"]) == 0  # nothing installed is not a failure
     assert data_cli(["info", "nas-bench-21"]) == 2
     assert "Did you mean" in capsys.readouterr().err
+
+
+def test_cli_verify_names_a_mirror_that_is_not_a_folder(empty_places: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SEQOPT_DATA_MIRROR", str(empty_places / "no-such-folder"))
+    assert data_cli(["verify", SMALL_DATASET]) == 1
+    assert "which is not a folder" in capsys.readouterr().out
 
 
 @needs_mirror

@@ -15,6 +15,7 @@ from seqopt.data.files import (
     FileStatus,
     data_dir,
     download,
+    fix_hint,
     mirror_dir,
     verify,
 )
@@ -86,8 +87,22 @@ def command_verify(arguments: argparse.Namespace) -> int:
             print(f"{'absent':<8} {name} (no file installed; `seqopt-data download {name}` fetches it)")
             continue
         _report(dataset, statuses)
+        missing = [s for s in statuses if s.state is FileState.MISSING]
+        if missing:
+            # A file without a download URL needs the most explanation, so its hint comes first.
+            _print_missing_hint(dataset, next((s for s in missing if s.file.url is None), missing[0]))
         failed = failed or any(s.state is not FileState.OK for s in statuses)
     return 1 if failed else 0
+
+
+def _print_missing_hint(dataset: Dataset, status: FileStatus) -> None:
+    """Say where the files were looked for and how to get them, once per dataset."""
+    mirror = mirror_dir()
+    if mirror is not None and not mirror.is_dir():
+        print(f"  {MIRROR_ENV} is {mirror}, which is not a folder; point it at the folder that holds {dataset.name}/.")
+    elif mirror is None:
+        print(f"  {MIRROR_ENV} is not set, so only the cache {data_dir()} was searched.")
+    print(f"  {fix_hint(dataset, status.file)}")
 
 
 def command_download(arguments: argparse.Namespace) -> int:

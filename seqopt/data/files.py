@@ -142,8 +142,9 @@ def locate(dataset_name: str, filename: str) -> Path:
     if status.state is FileState.CORRUPT:
         raise ChecksumError(
             f"Dataset file {status.path} is corrupt: its sha256 is {status.actual_sha256}, expected "
-            f"{status.file.sha256}. Delete it and run `seqopt-data download {dataset.name}`"
-            + ("." if status.file.url is not None else f" --url BASE_URL ({fix_hint(dataset, status.file)})")
+            f"{status.file.sha256}. Replace it with a good copy, or delete it and run "
+            + (f"`seqopt-data download {dataset.name}`." if status.file.url is not None
+               else f"`seqopt-data download {dataset.name} --url BASE_URL` ({fix_hint(dataset, status.file)})")
         )
     looked = ", ".join(str(p) for p in candidate_paths(dataset.name, filename))
     raise MissingDataError(
