@@ -155,8 +155,8 @@ def group_runs(runs: Sequence[Run], ignored: Sequence[str] = IGNORED_KEYS) -> li
 
 def format_table(settings: Sequence[Setting], window: int) -> list[list[str]]:
     """Rows of the ranked table, header first."""
-    rows = [["rank", "setting", "replicas", "trials", f"final moving average (window {window})",
-             "best reward", "failed trials"]]
+    rows = [["rank", "setting", "replicas", "trials", f"final moving average (window {window}), mean ± std",
+             "best reward, mean ± std", "failed trials"]]
     for position, setting in enumerate(settings, start=1):
         average, average_std = setting.mean_and_std("final_moving_average")
         best, best_std = setting.mean_and_std("best_reward")

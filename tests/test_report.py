@@ -80,6 +80,8 @@ def test_report_command_writes_table_and_plots(sweep, tmp_path, capsys):
     assert float(rows[0]["final_moving_average_mean"]) >= float(rows[1]["final_moving_average_mean"])
     for name in ("report.md", "curves_moving_average.png", "curves_best_reward.png"):
         assert (tmp_path / name).stat().st_size > 0
+    # The table spreads are standard deviations, unlike the plots' bands, and the header says so.
+    assert "best reward, mean ± std" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 def test_identical_settings_form_one_group(tmp_path):
