@@ -14,7 +14,7 @@ import numpy as np
 
 from seqopt.agents.base import Agent, rows_to_proposals
 from seqopt.agents.novelty import SeenSequences
-from seqopt.agents.population import Population, mutate_uniform
+from seqopt.agents.population import Population, mutate_uniform, propose_evolution
 from seqopt.spaces import ChoiceSpace
 from seqopt.trial import Proposal, TrialResult
 
@@ -76,13 +76,8 @@ class AgingEvolution(Agent):
 
     def propose(self, count: int = 1) -> list[Proposal]:
         count = self._check_count(count)
-        num_random = min(count, max(self.population_size - self.num_proposed, 0))
-        if len(self.population) == 0:
-            num_random = count
-        proposals = self.seen.draw(self._sample_random, num_random) if num_random else []
-        num_children = count - num_random
-        if num_children:
-            proposals.extend(self.seen.draw(self._mutate, num_children))
+        proposals = propose_evolution(count, self.num_proposed, self.population, self.seen,
+                                      self._sample_random, self._mutate)
         self.num_proposed += count
         return proposals
 
@@ -91,21 +86,12 @@ class AgingEvolution(Agent):
 
     def _mutate(self, count: int) -> list[Proposal]:
         slots = self.population.tournament(self.rng, count, self.sample_size)
-        parents = self.population.indices[slots]
-        children, mask = mutate_uniform(parents, self.space.cardinalities, self.rng,
+        children, mask = mutate_uniform(self.population.indices[slots], self.space.cardinalities, self.rng,
                                         self.mutation_probability, self.must_change)
-        parent_ids = self.population.trial_ids[slots].tolist()
-        return [
-            Proposal(indices=tuple(child), parent=parent_id, mask=tuple(m), origin="mutation")
-            for child, m, parent_id in zip(children.tolist(), mask.tolist(), parent_ids)
-        ]
+        return self.population.children(slots, children, mask)
 
     def _observe_usable(self, results: list[TrialResult]) -> None:
-        self.population.add(
-            np.array([r.proposal.indices for r in results], dtype=np.int64),
-            np.array([r.evaluation.reward for r in results], dtype=np.float64),
-            np.array([r.trial_id for r in results], dtype=np.int64),
-        )
+        self.population.add_results(results)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

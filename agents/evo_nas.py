@@ -19,7 +19,7 @@ from seqopt.agents.aging_evolution import check_evolution_arguments
 from seqopt.agents.hybrid import HybridPolicy
 from seqopt.agents.neural import PolicyAgent
 from seqopt.agents.policy import PolicyConfig, PolicySampler, sample_categorical
-from seqopt.agents.population import Population
+from seqopt.agents.population import Population, propose_evolution
 from seqopt.agents.training import PQTConfig, TrainerConfig
 from seqopt.spaces import ChoiceSpace
 from seqopt.trial import Proposal, TrialResult
@@ -96,32 +96,18 @@ class EvoNAS(PolicyAgent):
 
     def propose(self, count: int = 1) -> list[Proposal]:
         count = self._check_count(count)
-        num_initial = min(count, max(self.population_size - self.num_proposed, 0))
-        if len(self.population) == 0:
-            num_initial = count
-        proposals = self.seen.draw(self._sample_policy, num_initial) if num_initial else []
-        num_children = count - num_initial
-        if num_children:
-            proposals.extend(self.seen.draw(self._mutate, num_children))
+        proposals = propose_evolution(count, self.num_proposed, self.population, self.seen,
+                                      self._sample_policy, self._mutate)
         self.num_proposed += count
         return proposals
 
     def _mutate(self, count: int) -> list[Proposal]:
         slots = self.population.tournament(self.rng, count, self.sample_size)
-        parents = self.population.indices[slots]
-        children, mask = mutate_with_policy(self.sampler, self.hybrid, parents, self.rng)
-        parent_ids = self.population.trial_ids[slots].tolist()
-        return [
-            Proposal(indices=tuple(child), parent=parent_id, mask=tuple(m), origin="mutation")
-            for child, m, parent_id in zip(children.tolist(), mask.tolist(), parent_ids)
-        ]
+        children, mask = mutate_with_policy(self.sampler, self.hybrid, self.population.indices[slots], self.rng)
+        return self.population.children(slots, children, mask)
 
     def _observe_usable(self, results: list[TrialResult]) -> None:
-        self.population.add(
-            np.array([r.proposal.indices for r in results], dtype=np.int64),
-            np.array([r.evaluation.reward for r in results], dtype=np.float64),
-            np.array([r.trial_id for r in results], dtype=np.int64),
-        )
+        self.population.add_results(results)
         super()._observe_usable(results)
 
     def state_dict(self) -> dict[str, Any]:

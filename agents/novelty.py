@@ -1,9 +1,9 @@
 """Redrawing proposals that repeat a sequence the agent proposed before.
 
 On a deterministic objective a repeated sequence spends a trial and teaches nothing. Repeats are
-common once a learned policy sharpens: in a learn-to-count run of Evo-NAS (PQT) at n = 10 with the
-paper's algorithm, 76 % of the trials from 1,000 to 2,000 and 93 % of those after 3,500 repeated
-an earlier sequence (measured for docs/learn_to_count.md, section "Tuning"). Agents with
+common once a learned policy sharpens: on learn-to-count at n = 10, Evo-NAS (PQT) with a queue of
+the 50 best repeated an earlier sequence in 74 % of its trials from 1,000 to 2,000 and in 77 % after
+3,500 (benchmarks/tune_learn_to_count.py, 4 replicas; docs/learn_to_count.md). Agents with
 ``max_redraws > 0`` draw such a proposal again, the whole draw (parent selection included), up to
 that many times. A proposal still repeated after the last redraw is kept, so a small or exhausted
 space never stalls the agent; once every sequence of the space has been proposed, repeats are kept

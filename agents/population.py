@@ -8,9 +8,15 @@ model replaces the oldest one.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from seqopt.trial import Proposal, TrialResult
+
+if TYPE_CHECKING:
+    from seqopt.agents.novelty import SeenSequences
 
 
 class Population:
@@ -63,6 +69,22 @@ class Population:
             contestants = np.argpartition(keys, sample_size - 1, axis=1)[:, :sample_size]
         best = np.argmax(self.rewards[contestants], axis=1)
         return contestants[np.arange(count), best]
+
+    def add_results(self, results: Sequence[TrialResult]) -> None:
+        """Insert finished trials with usable rewards, in order (see ``add``)."""
+        self.add(
+            np.array([r.proposal.indices for r in results], dtype=np.int64),
+            np.array([r.evaluation.reward for r in results], dtype=np.float64),
+            np.array([r.trial_id for r in results], dtype=np.int64),
+        )
+
+    def children(self, slots: np.ndarray, children: np.ndarray, mask: np.ndarray) -> list[Proposal]:
+        """Wrap each child row as a mutation Proposal whose parent is the member in ``slots``."""
+        parent_ids = self.trial_ids[slots].tolist()
+        return [
+            Proposal(indices=tuple(child), parent=parent_id, mask=tuple(m), origin="mutation")
+            for child, m, parent_id in zip(children.tolist(), mask.tolist(), parent_ids)
+        ]
 
     def best(self) -> int:
         """Slot of the member with the highest reward."""
@@ -117,3 +139,27 @@ def mutate_uniform(
         draw = (uniform * cardinalities).astype(np.int64)
     children = np.where(mask, draw, parents)
     return children, mask
+
+
+def propose_evolution(
+    count: int,
+    num_proposed: int,
+    population: Population,
+    seen: SeenSequences,
+    draw_initial: Callable[[int], list[Proposal]],
+    draw_children: Callable[[int], list[Proposal]],
+) -> list[Proposal]:
+    """Return ``count`` proposals of an evolutionary agent: initial ones, then children.
+
+    Until the agent has proposed P (the population's capacity) sequences, or while its population
+    is still empty, proposals come from ``draw_initial``; the rest mutate parents through
+    ``draw_children``. Both pass through ``seen``, which redraws repeats when the agent asks for it.
+    """
+    num_initial = min(count, max(population.capacity - num_proposed, 0))
+    if len(population) == 0:
+        num_initial = count
+    proposals = seen.draw(draw_initial, num_initial) if num_initial else []
+    num_children = count - num_initial
+    if num_children:
+        proposals.extend(seen.draw(draw_children, num_children))
+    return proposals

@@ -82,9 +82,16 @@ def run_replica(preset: str, n: int, seed: int, trials: int, batch_size: int | N
     started = time.perf_counter()
     search.run()
     wall = time.perf_counter() - started
-    rewards = np.array([result.reward for result in sorted(search.history, key=lambda r: r.trial_id)])
+    history = sorted(search.history, key=lambda r: r.trial_id)
+    rewards = np.array([result.reward for result in history])
+    seen: set[tuple[int, ...]] = set()
+    repeated = np.zeros(len(history), dtype=np.bool_)  # the trial's sequence was evaluated before
+    for position, result in enumerate(history):
+        repeated[position] = result.indices in seen
+        seen.add(result.indices)
     trainer = getattr(agent, "trainer", None)
-    return {"rewards": rewards, "wall": wall, "updates": trainer.num_updates if trainer is not None else 0}
+    return {"rewards": rewards, "repeated": repeated, "wall": wall,
+            "updates": trainer.num_updates if trainer is not None else 0}
 
 
 def run_all(n: int, replicas: int, trials: int, jobs: int, batch_size: int | None, agents: dict[str, str],

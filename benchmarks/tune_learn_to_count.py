@@ -19,49 +19,25 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from importlib import resources  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-
-def parse_candidate(text: str) -> tuple[str, list[str]]:
-    """Split 'preset:key=value,key=value' into the preset name and its overrides."""
-    preset, _, rest = text.partition(":")
-    overrides = [item for item in rest.split(",") if item]
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"Override {item!r} of candidate {text!r} has no '='; write key=value.")
-    return preset, overrides
+# The replica runner and the preset check of the comparison script, which lies in this folder (the
+# folder of a script run with `python benchmarks/...` is on sys.path).
+from learn_to_count import check_preset, run_replica  # noqa: E402
 
 
 def run_one(candidate: str, n: int, seed: int, trials: int) -> dict[str, Any]:
-    import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from seqopt import Budget, Search
-    from seqopt.envs import LearnToCount
-    from seqopt.executors import InlineExecutor
-    from seqopt.seeding import AGENT_STREAM, child_seed
-
-    torch.set_num_threads(1)
-    preset, overrides = parse_candidate(candidate)
-    objective = LearnToCount(n)
-    config = OmegaConf.load(str(resources.files("seqopt.conf") / "agent" / f"{preset}.yaml"))
-    config = OmegaConf.merge(config, OmegaConf.from_dotlist(overrides))
-    agent = instantiate(config, space=objective.space, seed=child_seed(seed, AGENT_STREAM))
-    width = getattr(agent, "batch_size", 1)
-    search = Search(objective, agent, budget=Budget(trials=trials), seed=seed, executor=InlineExecutor(width))
-    started = time.perf_counter()
-    search.run()
-    rewards = np.array([result.reward for result in sorted(search.history, key=lambda r: r.trial_id)])
-    best = np.maximum.accumulate(rewards)
-    return {"best_1000": float(best[min(999, len(best) - 1)]), "best": float(best[-1]),
-            "wall": time.perf_counter() - started}
+    """Run one replica of a candidate and return its best reward at 1,000 trials and at the end."""
+    outcome = run_replica(candidate, n, seed, trials, None)
+    best = np.maximum.accumulate(outcome["rewards"])
+    repeated = outcome["repeated"]
+    return {"best_1000": float(best[min(999, len(best) - 1)]), "best": float(best[-1]), "wall": outcome["wall"],
+            "repeated_1000_2000": float(repeated[1000:2000].mean()) if len(repeated) > 1000 else float("nan"),
+            "repeated_after_3500": float(repeated[3500:].mean()) if len(repeated) > 3500 else float("nan")}
 
 
 def main() -> None:
@@ -74,7 +50,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="append one JSON line per candidate and n")
     args = parser.parse_args()
     for candidate in args.candidate:
-        parse_candidate(candidate)
+        problem = check_preset(candidate)
+        if problem:
+            parser.error(f"--candidate {candidate!r}: {problem}")
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {(candidate, n): [pool.submit(run_one, candidate, n, seed, args.trials)
@@ -90,6 +68,9 @@ def main() -> None:
                 "reach_1": int(np.sum(best >= 1.0 - 1e-12)),
                 "mean_best_1000": round(float(np.mean([o["best_1000"] for o in outcomes])), 4),
                 "seconds_per_replica": round(float(np.mean([o["wall"] for o in outcomes])), 1),
+                # Share of trials whose sequence was evaluated before, in two phases of the run.
+                "repeated_1000_2000": round(float(np.mean([o["repeated_1000_2000"] for o in outcomes])), 3),
+                "repeated_after_3500": round(float(np.mean([o["repeated_after_3500"] for o in outcomes])), 3),
             }
             print(json.dumps(line), flush=True)
             if args.output is not None:

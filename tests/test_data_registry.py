@@ -209,7 +209,7 @@ def test_cli_verify_exit_codes(empty_places: Path, capsys: pytest.CaptureFixture
     assert "Did you mean" in capsys.readouterr().err
 
 
-def test_cli_verify_names_a_mirror_that_is_not_a_folder(empty_places: Path, monkeypatch: pytest.MonkeyPatch,
+def test_cli_verify_mirror_not_folder(empty_places: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SEQOPT_DATA_MIRROR", str(empty_places / "no-such-folder"))
     assert data_cli(["verify", SMALL_DATASET]) == 1

@@ -233,10 +233,10 @@ def test_process_executor_resume_resubmits_in_flight_trials(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = tmp_path / "trials.jsonl"
     path = tmp_path / CHECKPOINT_FILENAME
-    # Kill once a checkpoint records trials in flight. Equal trial times keep the three workers in
-    # lockstep, so a checkpoint (taken after a collection) could find none in flight; the "hangs" of
-    # 0.2 s in 30 % of the trials break the lockstep, and a checkpoint without any is skipped. The
-    # budget leaves the kill far from the end, whose last checkpoint has nothing in flight.
+    # Kill once a checkpoint records trials in flight. Equal trial times would keep the three workers
+    # in lockstep, so a checkpoint (taken after a collection) could find none in flight. The "hangs"
+    # of 0.2 s in 30 % of the trials break the lockstep, and a checkpoint without any is skipped.
+    # The budget leaves the kill far from the end, whose last checkpoint has nothing in flight.
     deadline = time.monotonic() + 120
     in_flight: set[int] = set()
     while time.monotonic() < deadline and process.poll() is None:
@@ -267,8 +267,8 @@ def test_resume_switches_executor(tmp_path):
 
 
 def test_cli_resume_with_changed_agent_is_one_line(tmp_path):
-    # The replay of a store without a checkpoint finds that the changed agent proposes other
-    # sequences; the CLI reports that in one line instead of a traceback.
+    # Without a checkpoint the store is replayed, and the changed agent proposes other sequences.
+    # The CLI reports that mismatch in one line instead of a traceback.
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "seqopt.cli", "progress=false", "env.n=5", "agent.population_size=10",
                "agent.sample_size=3", f"hydra.run.dir={run_dir}"]
