@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -108,6 +109,11 @@ def main(cfg: DictConfig) -> float | None:
     try:
         _, store_dir = resolve_resume(cfg.get("resume", False), run_dir)
         summary = run_search(cfg, run_dir)
+    except InstantiationException as error:
+        # Hydra wraps the constructor's own error (a bad agent or env value) in this exception.
+        logger.debug("Run failed", exc_info=True)
+        print(f"seqopt: error: {error.__cause__ or error}", file=sys.stderr)
+        raise SystemExit(1) from None
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ResumeError) as error:
         # Bad configuration values and missing files are the user's to fix: one line naming the
         # problem reads better than a traceback (HYDRA_FULL_ERROR=1 still shows it in the log file).

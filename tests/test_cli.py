@@ -75,6 +75,8 @@ def test_cli_multirun_seeds_into_separate_folders(tmp_path):
         ("budget.trials=0", "budget.trials must be a positive number or null, got 0"),
         ("budget.trials=abc", "budget.trials must be a positive number or null, got 'abc'"),
         ("seed=-1", "seed must be a non-negative int, got -1"),
+        # Raised inside an agent constructor, so Hydra wraps it first.
+        ("agent.max_redraws=-1", "max_redraws must be an int >= 0 (0 keeps repeated proposals), got -1."),
     ],
 )
 def test_cli_bad_value_prints_one_line_error(tmp_path, override, message):
@@ -82,3 +84,4 @@ def test_cli_bad_value_prints_one_line_error(tmp_path, override, message):
     assert result.returncode == 1
     assert f"seqopt: error: {message}" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Error executing job" not in result.stderr
